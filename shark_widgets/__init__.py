@@ -1,0 +1,43 @@
+"""Jupyter widgets that watch SharkAPI image-generation jobs live.
+
+Example:
+    >>> from shark_widgets import JobWidget
+    >>> JobWidget.submit("a great white shark in bioluminescent waters")  # doctest: +SKIP
+"""
+
+from .client import SharkClient
+from .errors import (
+    AuthenticationError,
+    ContractError,
+    ImageExpiredError,
+    JobError,
+    JobFailedError,
+    JobModeratedError,
+    JobNotFoundError,
+    RequestRejectedError,
+    ServiceUnavailableError,
+    SharkAPIError,
+)
+from .models import Job, JobStatus
+from .polling import PollingTimeout
+from .widgets import JobWidget
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "ContractError",
+    "ImageExpiredError",
+    "Job",
+    "JobError",
+    "JobFailedError",
+    "JobModeratedError",
+    "JobNotFoundError",
+    "JobStatus",
+    "JobWidget",
+    "PollingTimeout",
+    "RequestRejectedError",
+    "ServiceUnavailableError",
+    "SharkAPIError",
+    "SharkClient",
+]
