@@ -65,6 +65,11 @@ class JobWidget(widgets.VBox):
         poller: Poller | None = None,
         **kwargs: Any,
     ) -> None:
+        self._built = False
+        self._lock = threading.Lock()
+        self._task: WatchTask | None = None
+        self._ticker: Any = None
+        self._ended = threading.Event()
         self._client = client or default_client()
         watch = JobWatch(
             self._client, job_id, interval=interval, timeout=timeout, fetch_image=True
@@ -77,17 +82,14 @@ class JobWidget(widgets.VBox):
         self.add_class("shark-job-widget")
         self.set_trait("job_id", watch.job_id)
         self._job = job if job and job.job_id == watch.job_id else None
-        self._started = time.monotonic()
-        self._ended = threading.Event()
-        self._lock = threading.Lock()
         self._full_image: bytes | None = None
         self._preview: bytes | None = None
         self._error: SharkAPIError | None = None
         self._display_ids: list[str] = []
         self._poller = poller or default_poller()
         self._render()
-        self._task: WatchTask | None = self._poller.follow(watch, self._on_step)
-        self._ticker = None
+        self._built = True
+        self._task = self._poller.follow(watch, self._on_step)
         if show_elapsed:
             self._ticker = self._poller.schedule(_Ticker(self), 1.0)
 
@@ -164,12 +166,13 @@ class JobWidget(widgets.VBox):
             self._poller.cancel(ticker)
         if not self._ended.is_set():
             self._ended.set()
-            self._render()
+            if self._built:
+                self._render()
 
     def close(self) -> None:
         """Stop polling and close the widget and its parts in the front-end."""
         self.stop()
-        for child in (self._header, self._body, self._image):
+        for child in self.children:
             child.close()
         super().close()
 
