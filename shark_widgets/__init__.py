@@ -2,7 +2,7 @@
 
 Example:
     >>> from shark_widgets import JobWidget
-    >>> JobWidget.submit("a great white shark in bioluminescent waters")  # doctest: +SKIP
+    >>> JobWidget.submit("a great white shark at night")  # doctest: +SKIP
 """
 
 from .client import SharkClient

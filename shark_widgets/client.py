@@ -239,7 +239,7 @@ def _is_loopback(host: str) -> bool:
 
 
 class _Bearer(requests.auth.AuthBase):
-    """Adds the bearer token to one request; requests drops it on a cross-host redirect."""
+    """Adds the token to one request (requests drops it on a cross-host redirect)."""
 
     def __init__(self, token: str) -> None:
         self._token = token

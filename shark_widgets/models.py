@@ -16,7 +16,7 @@ _MAX_SHOWN = 40
 
 
 class JobStatus(str, Enum):
-    """A job's status. Compares equal to its string (``JobStatus.COMPLETE == "complete"``).
+    """A job's status; equal to its string (``JobStatus.COMPLETE == "complete"``).
 
     A status the contract does not list (say a future ``"paused"``) is kept as
     it is rather than rejected: ``JobStatus("paused")`` is a status that is

@@ -31,8 +31,8 @@ from .errors import (
     ImageExpiredError,
     JobNotFoundError,
     RequestRejectedError,
-    SharkAPIError,
     ServiceUnavailableError,
+    SharkAPIError,
 )
 from .models import Job, JobStatus, validate_job_id
 
@@ -514,16 +514,15 @@ class WatchTask:
 
     def _notify(self) -> bool:
         with self._lock:
-            listeners = [r() for r in self._listeners]
-            self._listeners = [r for r, fn in zip(self._listeners, listeners) if fn]
+            pairs = [(ref, ref()) for ref in self._listeners]
+            self._listeners = [ref for ref, listener in pairs if listener is not None]
+        listeners = [listener for _, listener in pairs if listener is not None]
         for listener in listeners:
-            if listener is None:
-                continue
             try:
                 listener(self.watch)
             except Exception:
                 logger.exception("job %s: a listener raised", self.watch.job_id)
-        return any(listener is not None for listener in listeners)
+        return bool(listeners)
 
 
 _default: Poller | None = None
