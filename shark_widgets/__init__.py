@@ -20,7 +20,7 @@ from .errors import (
 )
 from .models import Job, JobStatus
 from .polling import PollingTimeout
-from .widgets import JobWidget
+from .widgets import JobGallery, JobWidget, PromptForm
 
 __version__ = "0.1.0"
 
@@ -31,11 +31,13 @@ __all__ = [
     "Job",
     "JobError",
     "JobFailedError",
+    "JobGallery",
     "JobModeratedError",
     "JobNotFoundError",
     "JobStatus",
     "JobWidget",
     "PollingTimeout",
+    "PromptForm",
     "RequestRejectedError",
     "ServiceUnavailableError",
     "SharkAPIError",

@@ -1,5 +1,7 @@
-"""The notebook widgets: `JobWidget`, `PromptForm` and `JobGallery`."""
+"""The notebook widgets: `JobWidget`, `JobGallery` and `PromptForm`."""
 
+from .form import PromptForm
+from .gallery import JobGallery
 from .job import JobWidget
 
-__all__ = ["JobWidget"]
+__all__ = ["JobGallery", "JobWidget", "PromptForm"]

@@ -93,17 +93,17 @@ def body(view: View) -> str:
             f'margin:4px 0">{escape(view.prompt)}</div>'
         )
     if view.note:
-        parts.append(_notice("shark-note", view.note, "#ca8a04"))
+        parts.append(notice("shark-note", view.note, "#ca8a04"))
     if view.moderated:
         parts.append(
-            _notice(
+            notice(
                 "shark-moderated",
                 "Blocked by content moderation. No charge was applied.",
                 COLOURS["moderated"],
             )
         )
     if view.error:
-        parts.append(_notice("shark-error", view.error, COLOURS["failed"]))
+        parts.append(notice("shark-error", view.error, COLOURS["failed"]))
     return "".join(parts)
 
 
@@ -128,7 +128,8 @@ def placeholder(job_id: str) -> str:
     )
 
 
-def _notice(css_class: str, text: str, colour: str) -> str:
+def notice(css_class: str, text: str, colour: str) -> str:
+    """A boxed line of escaped ``text`` with a coloured edge."""
     return (
         f'<div class="{css_class}" style="{_NOTICE.format(colour=colour)}">'
         f"{escape(text)}</div>"
