@@ -78,3 +78,13 @@ def test_quickstart_last_cell_reports_the_endings(quickstart):
     assert ": complete, 1k, $0.01" in text
     assert ": failed" in text and ": moderated" in text
     assert json.dumps(quickstart.metadata["widgets"]).count("shark-badge") == 3
+
+
+def test_gallery_notebook_ends_with_every_job_of_the_sweep(tmp_path):
+    notebook = execute(NOTEBOOKS / "gallery.ipynb", tmp_path)
+
+    text = "".join(output["text"] for output in notebook.cells[-1].outputs)
+    assert "JobGallery(11 complete, 1 moderated, $0.11)" in text
+    states = notebook.metadata["widgets"][WIDGET_STATE]["state"].values()
+    tiles = [s for s in states if s["model_name"] == "ImageModel"]
+    assert len(tiles) == 11
