@@ -105,6 +105,8 @@ class JobWatch:
         self.failures = 0
         self._bad_answers = 0
         self._image_rereads = 0
+        self._relink = False
+        self._peak = -1
         self.done = False
 
     def __repr__(self) -> str:
@@ -135,7 +137,7 @@ class JobWatch:
             waited = self._clock() - self.started
             return self._end(
                 PollingTimeout(
-                    f"timed out after {waited:.0f} s: the job is still"
+                    f"timed out after {_seconds(waited)}: the job is still"
                     f" {self.status}; it may yet finish on the service",
                     job_id=self.job_id,
                 )
@@ -149,10 +151,16 @@ class JobWatch:
             return self._end(exc)
         except ImageExpiredError as exc:
             if self._image_rereads >= 1:
-                return self._end(exc)
+                return self._end(
+                    ImageExpiredError(
+                        f"{exc}, and reading the job again gave no working link",
+                        job_id=self.job_id,
+                    )
+                )
             self._image_rereads += 1
+            # The job stays complete on the badge while a fresh link is read.
+            self._relink = True
             self.note = "image link expired: reading the job again for a fresh link"
-            self.job = None if self.job is None else _without_image(self.job)
             return self.interval
         except ContractError as exc:
             self._bad_answers += 1
@@ -197,11 +205,13 @@ class JobWatch:
             except ValueError as exc:
                 raise ContractError(str(exc), job_id=self.job_id) from exc
         self._recovered()
-        if self.job is None or not _goes_backwards(self.job.status, job.status):
+        if self._accepts(job):
             self.job = job
+            self._peak = max(self._peak, _RANK.get(job.status, -1))
+        self._relink = False
         if self._needs_image():
             return 0.0
-        if job.is_terminal:
+        if self.job is not None and self.job.is_terminal:
             return self._end(None)
         return self.interval * (1.0 + JITTER * self._rng())
 
@@ -211,9 +221,20 @@ class JobWatch:
         self._recovered()
         return self._end(None)
 
+    def _accepts(self, job: Job) -> bool:
+        """Whether ``job`` may replace the one shown: statuses never go backwards."""
+        if self.job is None:
+            return True
+        if self.job.is_terminal:
+            return self._relink and job.status == JobStatus.COMPLETE
+        rank = _RANK.get(job.status)
+        peak = max(self._peak, _RANK.get(self.job.status, -1))
+        return rank is None or rank >= peak
+
     def _needs_image(self) -> bool:
         return (
             self.fetch_image
+            and not self._relink
             and self.image is None
             and self.job is not None
             and self.job.status == JobStatus.COMPLETE
@@ -233,11 +254,15 @@ class JobWatch:
         delay = max(self.interval, ceiling * (0.5 + 0.5 * self._rng()))
         if retry_after is not None:
             delay = max(delay, retry_after)
+            limited = getattr(exc, "status_code", None) == 429
             self.note = (
-                f"rate limited: waiting {retry_after:.0f} s as the service asked"
+                f"waiting {_seconds(delay)} as the service asked:"
+                f" {'rate limited (429)' if limited else exc}"
             )
         else:
-            self.note = f"retrying in {delay:.0f} s (attempt {self.failures}): {exc}"
+            self.note = (
+                f"retrying in {_seconds(delay)} (attempt {self.failures}): {exc}"
+            )
         logger.info("job %s: %s", self.job_id, self.note)
         return delay
 
@@ -250,16 +275,9 @@ class JobWatch:
         return None
 
 
-def _goes_backwards(old: JobStatus, new: JobStatus) -> bool:
-    if old.is_terminal:
-        return True
-    return new in _RANK and old in _RANK and _RANK[new] < _RANK[old]
-
-
-def _without_image(job: Job) -> Job:
-    from dataclasses import replace
-
-    return replace(job, status=JobStatus.PROCESSING, image_url=None)
+def _seconds(value: float) -> str:
+    """A delay for people: ``"3 s"``, or ``"0.25 s"`` below ten seconds."""
+    return f"{value:.0f} s" if value >= 10 else f"{value:.2g} s"
 
 
 class Task(Protocol):
@@ -357,9 +375,12 @@ class Poller:
         for _ in self._threads[1:]:
             self._work.put(None)
         current = threading.current_thread()
+        # One deadline for all: a worker stuck in a request must not make
+        # every later join wait its own full timeout.
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
             if thread is not current:
-                thread.join(timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
         logger.debug("%s stopped", self.name)
 
     def follow(
@@ -455,7 +476,10 @@ class Poller:
             slot.due = self._clock() + delay
             slot.seq = next(self._seq)
             heapq.heappush(self._heap, slot)
-            self._wake.notify()
+            # The scheduler sleeps until the earliest due time: it needs waking
+            # only if this task is now the earliest, not after every poll.
+            if self._heap[0] is slot:
+                self._wake.notify()
 
 
 class WatchTask:

@@ -257,6 +257,10 @@ class SharkSimulator:
                 raise
             self._service.image_base_url = _origin(self._host, images.port)
             self._api, self._images = api, images
+            self._service.connection_counts = lambda: {
+                "api": api.connections.accepted,
+                "images": images.connections.accepted,
+            }
         logger.info("SharkAPI simulator serving on %s", self.base_url)
         return self
 
@@ -300,9 +304,15 @@ class SharkSimulator:
         """The default account's token (opened with $10.00)."""
         return self._token
 
-    def new_account(self, balance: str | Decimal = "10.00") -> str:
-        """Open another account holding ``balance`` dollars; return its token."""
-        return self._service.new_account(balance)
+    def new_account(
+        self, balance: str | Decimal = "10.00", token: str | None = None
+    ) -> str:
+        """Open another account holding ``balance`` dollars; return its token.
+
+        ``token`` picks the token instead of drawing one, e.g. a canary that a
+        test then searches every artifact for; `ValueError` if it is taken.
+        """
+        return self._service.new_account(balance, token)
 
     def balance(self, token: str) -> Decimal:
         """The current wallet balance of ``token``'s account."""

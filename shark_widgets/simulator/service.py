@@ -45,6 +45,7 @@ _QUEUED_RANGE = (0.5, 3.0)
 _PROCESSING_RANGE = (3.0, 12.0)
 _JOB_PATH = re.compile(r"^/v1/jobs/([^/]+)$")
 _IMAGE_PATH = re.compile(r"^/out/([^/]+)\.jpg$")
+STATS_PATH = "/_simulator/stats"
 
 
 class ApiError(ValueError):
@@ -150,13 +151,25 @@ class Service:
         self._requests: list[RequestRecord] = []
         self._image_requests: list[ImageRequestRecord] = []
         self._polls: Counter[str] = Counter()
+        self.connection_counts: Callable[[], dict[str, int]] = dict
 
     # Accounts and jobs
 
-    def new_account(self, balance: str | Decimal = "10.00") -> str:
-        """Open an account holding ``balance`` dollars; return its token."""
-        token = "sk_test_" + secrets.token_urlsafe(18)
+    def new_account(
+        self, balance: str | Decimal = "10.00", token: str | None = None
+    ) -> str:
+        """Open an account holding ``balance`` dollars; return its token.
+
+        ``token`` chooses the token (a canary a test searches for, say); it
+        must be new, printable and without spaces. By default one is drawn.
+        """
+        if token is None:
+            token = "sk_test_" + secrets.token_urlsafe(18)
+        elif not token or not token.isprintable() or any(c.isspace() for c in token):
+            raise ValueError("a token must be non-empty, printable, without spaces")
         with self._lock:
+            if token in self._accounts:
+                raise ValueError("an account with this token exists already")
             self._accounts[token] = _Account(Decimal(str(balance)))
         return token
 
@@ -258,6 +271,36 @@ class Service:
         with self._lock:
             return list(self._image_requests)
 
+    def stats(self, token: str) -> dict[str, Any]:
+        """Counters for an observer in another process (``GET /_simulator/stats``).
+
+        Connections accepted and requests served on both origins, and for each
+        job of ``token``'s account its polls and planned transitions, as
+        ``time.monotonic()`` values: on Linux that clock is system-wide, so
+        another process can compare them with its own readings.
+        """
+        connections = self.connection_counts()
+        jobs: dict[str, Any] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.token != token:
+                    continue
+                planned = {"queued": job.created, "processing": job.starts}
+                if math.isfinite(job.ends):
+                    planned[job.outcome] = job.ends
+                jobs[job.job_id] = {
+                    "polls": self._polls[job.job_id],
+                    "transitions": planned,
+                }
+            return {
+                "monotonic": time.monotonic(),
+                "connections_accepted": connections.get("api", 0),
+                "image_connections_accepted": connections.get("images", 0),
+                "requests": len(self._requests),
+                "image_requests": len(self._image_requests),
+                "jobs": jobs,
+            }
+
     def polls(self, job_id: str) -> int:
         """How many ``GET /v1/jobs/<job_id>`` requests arrived (faulted included)."""
         with self._lock:
@@ -269,6 +312,8 @@ class Service:
         """The WSGI app of the API origin."""
         arrived = time.monotonic()
         request = Request(environ)
+        if request.path == STATS_PATH and request.method == "GET":
+            return self._get_stats(request)(environ, start_response)
         job_match = _JOB_PATH.match(request.path)
         job_id = job_match.group(1) if job_match and request.method == "GET" else None
         is_post = request.method == "POST" and request.path == "/v1/generate"
@@ -400,6 +445,12 @@ class Service:
             if token not in self._accounts:
                 raise ApiError(401, "Invalid API token.")
         return token
+
+    def _get_stats(self, request: Request) -> Response:
+        try:
+            return _json(self.stats(self._token(request)))
+        except ApiError as refused:
+            return _error(refused.status_code, refused.message)
 
     def _get_job(self, request: Request, job_id: str) -> Response:
         try:

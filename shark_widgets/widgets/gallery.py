@@ -52,6 +52,7 @@ class JobGallery(widgets.VBox):
         self._interval = interval
         self._poller = poller or default_poller()
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._watches: dict[str, JobWatch] = {}
         self._tasks: dict[str, WatchTask] = {}
         self._images: dict[str, bytes] = {}
@@ -160,6 +161,12 @@ class JobGallery(widgets.VBox):
             self._grid.children = (*self._grid.children, tile)
 
     def _refresh(self) -> None:
+        # Workers finish jobs concurrently: one refresh at a time, so an older
+        # count never overwrites a newer one.
+        with self._refreshing:
+            self._draw()
+
+    def _draw(self) -> None:
         with self._lock:
             watches = list(self._watches.values())
         counts = Counter(watch.status for watch in watches)

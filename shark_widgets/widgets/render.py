@@ -78,6 +78,12 @@ def header(view: View) -> str:
         meta.append(escape(f"${view.cost}"))
     if view.active and not view.watching:
         meta.append("not watching")
+    if view.note and view.watching:
+        # What polling is doing right now ("waiting 3 s as the service
+        # asked", "retrying in 4 s"), next to the badge; the reason is below.
+        meta.append(
+            f'<span class="shark-waiting">{escape(view.note.partition(":")[0])}</span>'
+        )
     return (
         f"{badge(view.status, active=view.active and view.watching)}"
         f'<span class="shark-meta" style="{_META}">{" · ".join(meta)}</span>'
