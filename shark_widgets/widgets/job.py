@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,22 +69,33 @@ class JobWidget(widgets.VBox):
         self._task: WatchTask | None = None
         self._ticker: Any = None
         self._ended = threading.Event()
+        self._settled = threading.Event()
         self._client = client or default_client()
         watch = JobWatch(
             self._client, job_id, interval=interval, timeout=timeout, fetch_image=True
         )
-        self._header = widgets.HTML()
-        self._body = widgets.HTML()
-        self._image = widgets.Image(format="jpeg", layout={"display": "none"})
-        self._image.layout.max_width = f"{PREVIEW_WIDTH}px"
-        super().__init__(children=[self._header, self._body, self._image], **kwargs)
-        self.add_class("shark-job-widget")
         self.set_trait("job_id", watch.job_id)
         self._job = job if job and job.job_id == watch.job_id else None
         self._full_image: bytes | None = None
         self._preview: bytes | None = None
         self._error: SharkAPIError | None = None
         self._display_ids: list[str] = []
+        self._show_elapsed = show_elapsed
+        # Parts are made with their first content and layout, so that opening
+        # each one is its only message to the front-end.
+        view = self._view()
+        self._header = widgets.HTML(render.header(view))
+        self._body = widgets.HTML(render.body(view))
+        self._image = widgets.Image(
+            format="jpeg",
+            layout={"display": "none", "max_width": f"{PREVIEW_WIDTH}px"},
+        )
+        classes = ("shark-job-widget", *kwargs.pop("_dom_classes", ()))
+        super().__init__(
+            children=[self._header, self._body, self._image],
+            _dom_classes=classes,
+            **kwargs,
+        )
         self._poller = poller or default_poller()
         self._render()
         self._built = True
@@ -147,7 +157,7 @@ class JobWidget(widgets.VBox):
         Raises `TimeoutError` if ``timeout`` seconds pass first, and the error
         that ended polling if no job was ever read (for instance a 404).
         """
-        if not self._ended.wait(timeout):
+        if not self._settled.wait(timeout):
             raise TimeoutError(
                 f"job {self.job_id} is still {self.status} after {timeout} s"
             )
@@ -168,6 +178,7 @@ class JobWidget(widgets.VBox):
             self._ended.set()
             if self._built:
                 self._render()
+        self._settled.set()
 
     def close(self) -> None:
         """Stop polling and close the widget and its parts in the front-end."""
@@ -194,7 +205,7 @@ class JobWidget(widgets.VBox):
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        bundle = self._repr_mimebundle_()
+        bundle = self._display_bundle()
         if bundle is None:
             return
         display_id = f"shark-{self.model_id}-{len(self._display_ids)}"
@@ -214,6 +225,15 @@ class JobWidget(widgets.VBox):
             raise
 
     def _absorb(self, watch: JobWatch) -> None:
+        if (
+            not watch.done
+            and (watch.job is None or watch.job == self._job)
+            and (watch.image is None or self._full_image is not None)
+            and watch.error is self._error
+            and watch.note == self.note
+        ):
+            # Most polls of an active job change nothing: nothing to render.
+            return
         if watch.job is not None:
             self._job = watch.job
         if watch.image is not None and self._full_image is None:
@@ -233,8 +253,13 @@ class JobWidget(widgets.VBox):
         if ticker is not None:
             self._poller.cancel(ticker)
         self._ended.set()
-        self._render()
-        self._update_displays()
+        try:
+            self._render()
+            self._update_displays()
+        finally:
+            # Only now may `wait` return: a notebook run headlessly stops
+            # recording when its last cell ends, and would keep a stale state.
+            self._settled.set()
 
     def _view(self) -> render.View:
         job = self._job
@@ -279,7 +304,9 @@ class JobWidget(widgets.VBox):
             return None
         if job.completed_at is not None:
             end = job.completed_at
-        elif job.is_terminal or self._ended.is_set():
+        elif job.is_terminal or self._ended.is_set() or not self._show_elapsed:
+            # Without the ticker a live count would change on every poll and
+            # cost a message each time: only a complete job's duration shows.
             return None
         else:
             end = datetime.now(timezone.utc)
@@ -290,12 +317,21 @@ class JobWidget(widgets.VBox):
             return render.placeholder(self.job_id)
         return render.snapshot(self._view(), self._preview)
 
+    def _display_bundle(self) -> dict[str, Any] | None:
+        # Once polling has ended the widget never changes again, so its displays
+        # become ordinary HTML. A front-end without the live model (a notebook
+        # reopened later, nbconvert, GitHub) prefers the widget view to
+        # text/html whenever both are there, and then shows an error or nothing.
+        if self._ended.is_set():
+            return {"text/plain": repr(self), "text/html": self._static_html()}
+        return self._repr_mimebundle_()
+
     def _update_displays(self) -> None:
         if not self._display_ids:
             return
         from IPython.display import update_display
 
-        bundle = self._repr_mimebundle_()
+        bundle = self._display_bundle()
         if bundle is None:
             return
         for display_id in self._display_ids:

@@ -1,0 +1,1 @@
+"""Browser tests: the widget as people meet it, in JupyterLab, Notebook 7 and Voila."""
