@@ -21,8 +21,6 @@ from . import render
 
 logger = logging.getLogger(__name__)
 
-_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
 
 class JobWidget(widgets.VBox):
     """A live view of one SharkAPI job: status badge, prompt, cost and image.
@@ -167,22 +165,11 @@ class JobWidget(widgets.VBox):
 
     def stop(self) -> None:
         """Stop polling; the widget keeps showing what it knew."""
-        with self._lock:
-            task, self._task = self._task, None
-            ticker, self._ticker = self._ticker, None
-        if task is not None:
-            self._poller.unfollow(task, self._on_step)
-        if ticker is not None:
-            self._poller.cancel(ticker)
-        if not self._ended.is_set():
-            self._ended.set()
-            if self._built:
-                self._render()
-        self._settled.set()
+        self._end(show=True)
 
     def close(self) -> None:
         """Stop polling and close the widget and its parts in the front-end."""
-        self.stop()
+        self._end(show=False)
         for child in self.children:
             child.close()
         super().close()
@@ -221,8 +208,7 @@ class JobWidget(widgets.VBox):
                 f"the widget could not show the job: {type(exc).__name__}: {exc}",
                 job_id=self.job_id,
             )
-            self._finish()
-            raise
+            self._end(show=True)
 
     def _absorb(self, watch: JobWatch) -> None:
         if (
@@ -242,20 +228,25 @@ class JobWidget(widgets.VBox):
         self._error = watch.error
         self.note = watch.note
         if watch.done:
-            self._finish()
+            self._end(show=True)
         else:
             self._render()
 
-    def _finish(self) -> None:
+    def _end(self, *, show: bool) -> None:
+        """End polling once; with ``show``, draw the final state everywhere."""
         with self._lock:
-            self._task = None
+            task, self._task = self._task, None
             ticker, self._ticker = self._ticker, None
+            ending = not self._ended.is_set()
+            self._ended.set()
+        if task is not None:
+            self._poller.unfollow(task, self._on_step)
         if ticker is not None:
             self._poller.cancel(ticker)
-        self._ended.set()
         try:
-            self._render()
-            self._update_displays()
+            if ending and show and self._built:
+                self._render()
+                self._update_displays()
         finally:
             # Only now may `wait` return: a notebook run headlessly stops
             # recording when its last cell ends, and would keep a stale state.
