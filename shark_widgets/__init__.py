@@ -14,12 +14,13 @@ from .errors import (
     JobFailedError,
     JobModeratedError,
     JobNotFoundError,
+    PollingCrashed,
+    PollingTimeout,
     RequestRejectedError,
     ServiceUnavailableError,
     SharkAPIError,
 )
 from .models import Job, JobStatus
-from .polling import PollingTimeout
 from .widgets import JobGallery, JobWidget, PromptForm
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "JobNotFoundError",
     "JobStatus",
     "JobWidget",
+    "PollingCrashed",
     "PollingTimeout",
     "PromptForm",
     "RequestRejectedError",

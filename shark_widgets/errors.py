@@ -10,6 +10,8 @@ Every error of the service or of its contract derives from `SharkAPIError`, so
     ├── ServiceUnavailableError 429 or 5xx while polling, or no answer at all
     ├── ContractError           an answer that is not what the contract promises
     ├── ImageExpiredError       the image host refused the link (403)
+    ├── PollingTimeout          the overall deadline passed (also a TimeoutError)
+    ├── PollingCrashed          the polling code itself raised (a bug: see the log)
     └── JobError                the job ended without an image
         ├── JobFailedError      status ``failed``
         └── JobModeratedError   status ``moderated``
@@ -86,6 +88,17 @@ class ContractError(SharkAPIError):
 
 class ImageExpiredError(SharkAPIError):
     """The image host refused the image link (403), even after a fresh read."""
+
+
+class PollingTimeout(SharkAPIError, TimeoutError):
+    """The overall deadline (``timeout=``) passed before the job ended.
+
+    The job may yet finish on the service: read it again later.
+    """
+
+
+class PollingCrashed(SharkAPIError):
+    """The polling code itself raised; the traceback is in the log."""
 
 
 class JobError(SharkAPIError):

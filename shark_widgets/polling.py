@@ -30,6 +30,8 @@ from .errors import (
     ContractError,
     ImageExpiredError,
     JobNotFoundError,
+    PollingCrashed,
+    PollingTimeout,
     RequestRejectedError,
     ServiceUnavailableError,
     SharkAPIError,
@@ -45,14 +47,6 @@ BACKOFF_CAP = 60.0
 JITTER = 0.05
 MAX_BAD_ANSWERS = 5
 _RANK = {JobStatus.QUEUED: 0, JobStatus.PROCESSING: 1}
-
-
-class PollingTimeout(SharkAPIError, TimeoutError):
-    """The watch's overall deadline passed before the job ended."""
-
-
-class PollingCrashed(SharkAPIError):
-    """The polling code itself raised; the traceback is in the log."""
 
 
 class JobWatch:

@@ -22,15 +22,9 @@ import requests
 
 from shark_widgets import JobWidget, ServiceUnavailableError, SharkClient
 from shark_widgets.client import _unavailable_or_rejected
-from shark_widgets.errors import AuthenticationError, ContractError
+from shark_widgets.errors import AuthenticationError, ContractError, PollingCrashed
 from shark_widgets.models import Job
-from shark_widgets.polling import (
-    BACKOFF_CAP,
-    MAX_BAD_ANSWERS,
-    JobWatch,
-    Poller,
-    PollingCrashed,
-)
+from shark_widgets.polling import BACKOFF_CAP, MAX_BAD_ANSWERS, JobWatch, Poller
 from shark_widgets.simulator import Fault, SharkSimulator, chaos
 from shark_widgets.simulator.chaos import SCENARIOS, Report, ScenarioResult, run_chaos
 

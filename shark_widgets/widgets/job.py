@@ -13,10 +13,10 @@ import ipywidgets as widgets
 import traitlets
 
 from ..client import SharkClient, default_client
-from ..errors import SharkAPIError
+from ..errors import PollingTimeout, SharkAPIError
 from ..images import PREVIEW_WIDTH, make_preview
 from ..models import Job, JobStatus, shorten
-from ..polling import JobWatch, Poller, PollingTimeout, WatchTask, default_poller
+from ..polling import JobWatch, Poller, WatchTask, default_poller
 from . import render
 
 logger = logging.getLogger(__name__)
