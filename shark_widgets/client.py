@@ -19,13 +19,11 @@ from .errors import (
     AuthenticationError,
     ContractError,
     ImageExpiredError,
-    JobFailedError,
-    JobModeratedError,
     JobNotFoundError,
     RequestRejectedError,
     ServiceUnavailableError,
 )
-from .models import Job, JobStatus, shorten, validate_job_id
+from .models import Job, shorten, validate_job_id
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +142,7 @@ class SharkClient:
 
         watch = JobWatch(self, job_id, interval=interval, timeout=timeout)
         watch.run(sleep=sleep)
-        return raise_for_outcome(watch)
+        return watch.result()
 
     def fetch_image(self, url: str) -> bytes:
         """Download an image without the token; `ImageExpiredError` on 403."""
@@ -228,18 +226,6 @@ def default_client() -> SharkClient:
     if client is None:
         client = _shared.setdefault(key, SharkClient())
     return client
-
-
-def raise_for_outcome(watch: Any) -> Job:
-    """Return the watch's complete job, or raise the error its ending means."""
-    job = watch.job
-    if watch.error is not None:
-        raise watch.error
-    if job.status == JobStatus.FAILED:
-        raise JobFailedError(job.error or "the job failed", job=job)
-    if job.status == JobStatus.MODERATED:
-        raise JobModeratedError("blocked by content moderation", job=job)
-    return job
 
 
 def check_url(url: str, *, what: str) -> str:

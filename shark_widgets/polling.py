@@ -29,6 +29,8 @@ from .errors import (
     AuthenticationError,
     ContractError,
     ImageExpiredError,
+    JobFailedError,
+    JobModeratedError,
     JobNotFoundError,
     PollingCrashed,
     PollingTimeout,
@@ -178,6 +180,23 @@ class JobWatch:
                 job_id=self.job_id,
             )
         )
+
+    def result(self) -> Job:
+        """The complete job once the watch is over, or the error its ending means.
+
+        Raises the error that ended the watch, `JobFailedError` or
+        `JobModeratedError`; `RuntimeError` while the watch is not over.
+        """
+        if not self.done:
+            raise RuntimeError(f"job {self.job_id} is still being watched")
+        if self.error is not None:
+            raise self.error
+        assert self.job is not None
+        if self.job.status == JobStatus.FAILED:
+            raise JobFailedError(self.job.error or "the job failed", job=self.job)
+        if self.job.status == JobStatus.MODERATED:
+            raise JobModeratedError("blocked by content moderation", job=self.job)
+        return self.job
 
     def run(self, sleep: Callable[[float], object] | None = None) -> None:
         """Step until the watch is over, sleeping between steps (blocking)."""
