@@ -62,6 +62,7 @@ class SharkClient:
         pool_size: int = 10,
     ) -> None:
         self._token = _clean_token(token or os.environ.get("SHARKAPI_TOKEN"))
+        self._token_source = "token=" if token else "SHARKAPI_TOKEN"
         base = base_url or os.environ.get("SHARKAPI_BASE_URL") or DEFAULT_BASE_URL
         self.base_url = check_url(base.rstrip("/"), what="base URL")
         self.timeout = timeout
@@ -107,12 +108,7 @@ class SharkClient:
         A submission is never retried: it may have reached the service, and a
         second one would be a second paid job.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty")
-        if len(prompt) > _MAX_PROMPT:
-            raise ValueError(f"the prompt is over {_MAX_PROMPT} characters")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        validate_submission(prompt, mode)
         data = self._request(
             "POST", "/v1/generate", body={"prompt": prompt, "mode": mode}
         )
@@ -187,7 +183,7 @@ class SharkClient:
         logger.debug("%s %s -> %s", method, path, response.status_code)
         if response.status_code == 401:
             raise AuthenticationError(
-                "the service refused the token (401): check SHARKAPI_TOKEN",
+                f"the service refused the token (401): check {self._token_source}",
                 job_id=job_id,
             )
         if response.status_code == 404 and job_id is not None:
@@ -226,6 +222,20 @@ def default_client() -> SharkClient:
     if client is None:
         client = _shared.setdefault(key, SharkClient())
     return client
+
+
+def validate_submission(prompt: object, mode: object) -> None:
+    """Raise `ValueError` for a prompt or mode the service would refuse.
+
+    A prompt is 1 to 2000 characters that are not all blank; a mode is
+    ``"1k"`` or ``"2k"``.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the prompt is empty")
+    if len(prompt) > _MAX_PROMPT:
+        raise ValueError(f"the prompt is over {_MAX_PROMPT} characters")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
 
 
 def check_url(url: str, *, what: str) -> str:

@@ -1,6 +1,8 @@
 """`SharkClient` against the running simulator, over real HTTP."""
 
 import math
+import subprocess
+import sys
 import time
 from decimal import Decimal
 
@@ -204,3 +206,27 @@ def test_the_token_is_not_in_the_repr(sim):
 
     assert sim.token not in repr(client)
     assert "token=set" in repr(client)
+
+
+def test_a_refused_token_names_where_it_came_from(sim, monkeypatch):
+    given = SharkClient(token="sk_test_wrong", base_url=sim.base_url)
+    monkeypatch.setenv("SHARKAPI_TOKEN", "sk_test_wrong")
+    ambient = SharkClient(base_url=sim.base_url)
+
+    with pytest.raises(AuthenticationError, match="check token="):
+        given.get_job("job_1")
+    with pytest.raises(AuthenticationError, match="check SHARKAPI_TOKEN"):
+        ambient.get_job("job_1")
+
+
+def test_the_library_never_writes_log_lines_to_stderr_by_itself():
+    code = (
+        "import logging, shark_widgets;"
+        " logging.getLogger('shark_widgets.polling').warning('nobody routed this')"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stderr == ""

@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+import pytest
+
 from shark_widgets import JobGallery, PromptForm
 from shark_widgets.images import image_size
 
@@ -82,3 +84,47 @@ def test_form_asks_for_a_prompt_before_sending(client, sim):
 
     assert form.jobs == [] and "Type a prompt" in form._message.value
     assert len(sim.requests) == before
+
+
+def test_gallery_takes_one_string_as_one_prompt(client, sim):
+    gallery = JobGallery(client=client, interval=INTERVAL)
+
+    jobs = gallery.submit("a single shark")
+
+    assert [job.prompt for job in jobs] == ["a single shark"]
+    gallery.close()
+
+
+def test_gallery_checks_the_whole_batch_before_sending_any(client, sim):
+    gallery = JobGallery(client=client, interval=INTERVAL)
+    before = len(sim.requests)
+
+    with pytest.raises(ValueError, match="empty"):
+        gallery.submit(["a fine shark", "", "another fine shark"])
+
+    assert len(sim.requests) == before
+    assert gallery.jobs == {}
+
+
+def test_gallery_tiles_keep_the_order_of_submission(client, sim):
+    slow = sim.create_job("first, slow", queued=0.0, processing=0.6)
+    fast = sim.create_job("second, fast", queued=0.0, processing=0.05)
+    gallery = JobGallery([slow, fast], client=client, interval=INTERVAL)
+
+    gallery.wait(timeout=20)
+
+    captions = [tile.children[1].value for tile in gallery._grid.children]
+    assert "first, slow" in captions[0] and "second, fast" in captions[1]
+    gallery.close()
+
+
+def test_gallery_names_the_prompt_of_a_refused_job(client, sim):
+    gallery = JobGallery(client=client, interval=INTERVAL)
+
+    gallery.submit(["a harbour shark [moderate]"])
+    gallery.wait(timeout=20)
+
+    assert "a harbour shark [moderate]" in gallery._problems.value
+    with pytest.raises(KeyError):
+        gallery.image("job_000000000000")
+    gallery.close()

@@ -18,9 +18,22 @@ from .server import SharkSimulator
 
 def _decimal(text: str) -> Decimal:
     try:
-        return Decimal(text)
+        amount = Decimal(text)
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not an amount: {text!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise argparse.ArgumentTypeError(f"not an amount of dollars: {text!r}")
+    return amount
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="API port (0: any)")
     parser.add_argument("--image-port", type=int, default=0, help="image port")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="multiplies job durations"
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        help="multiplies job durations",
     )
     parser.add_argument(
         "--balance", type=_decimal, default=Decimal("10.00"), help="wallet, dollars"
@@ -81,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"token {token} (balance ${args.balance:.2f})", flush=True)
     print("point the client at it with:", flush=True)
     print(
-        f"  SHARKAPI_BASE_URL={simulator.base_url} SHARKAPI_TOKEN={token}",
+        f"  export SHARKAPI_BASE_URL={simulator.base_url} SHARKAPI_TOKEN={token}",
         flush=True,
     )
     print("Press Ctrl+C to stop.", flush=True)

@@ -206,7 +206,10 @@ class Service:
             account = self._accounts[token]
             now = time.monotonic()
             self._settle_account(account, now)
-            if account.balance < PRICES[mode]:
+            # Jobs still running will be charged if they complete: they hold
+            # their price, so several jobs at once never take a wallet below 0.
+            held = sum((PRICES[j.mode] for j in account.unsettled), Decimal(0))
+            if account.balance - held < PRICES[mode]:
                 raise ApiError(402, "Insufficient wallet balance for this job.")
             rng = random.Random(self.seed + self._sequence)
             self._sequence += 1

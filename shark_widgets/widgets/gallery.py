@@ -12,7 +12,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..client import SharkClient, default_client
+from ..client import SharkClient, default_client, validate_submission
 from ..images import make_preview
 from ..models import Job, JobStatus, shorten
 from ..polling import JobWatch, Poller, WatchTask, default_poller
@@ -24,11 +24,11 @@ THUMBNAIL_WIDTH = 256
 class JobGallery(widgets.VBox):
     """Many jobs at once: a live summary line, then each image as it arrives.
 
-    Made for prompt sweeps and batches of hundreds: the gallery does not draw a
-    widget per job. One summary line counts the jobs by status (and sums what
-    they cost); a tile, a thumbnail with its prompt, appears for each
-    complete job, and a line for each job that failed or was moderated. All
-    jobs are polled by the shared poller.
+    Made for prompt sweeps and batches of hundreds: a job still running costs
+    no widget of its own. One summary line counts the jobs by status (and sums
+    what they cost); a tile, a thumbnail with its prompt, appears for each
+    complete job, in the order the jobs were added, and a line for each job
+    that failed or was moderated. All jobs are polled by the shared poller.
 
     Example:
         >>> gallery = JobGallery()                                  # doctest: +SKIP
@@ -57,6 +57,7 @@ class JobGallery(widgets.VBox):
         self._tasks: dict[str, WatchTask] = {}
         self._images: dict[str, bytes] = {}
         self._seen: dict[str, tuple[str, bool]] = {}
+        self._tiles: dict[str, widgets.VBox] = {}
         self._all_done = threading.Event()
         self._all_done.set()
         self._summary = widgets.HTML()
@@ -80,7 +81,12 @@ class JobGallery(widgets.VBox):
             return {job_id: watch.job for job_id, watch in self._watches.items()}
 
     def image(self, job_id: str) -> bytes | None:
-        """The full-size image of a complete job."""
+        """The full-size image of a complete job (None until it arrives).
+
+        Raises `KeyError` for a job the gallery does not watch.
+        """
+        if job_id not in self._watches:
+            raise KeyError(f"job {job_id!r} is not in this gallery")
         return self._images.get(job_id)
 
     def add(self, job_id: str, job: Job | None = None) -> None:
@@ -96,10 +102,17 @@ class JobGallery(widgets.VBox):
             self._all_done.clear()
         self._tasks[watch.job_id] = self._poller.follow(watch, self._on_step)
 
-    def submit(self, prompts: Iterable[str], mode: str = "1k") -> list[Job]:
-        """Submit each prompt and watch the new jobs; return them."""
+    def submit(self, prompts: str | Iterable[str], mode: str = "1k") -> list[Job]:
+        """Submit each prompt and watch the new jobs; return them.
+
+        Every prompt is checked before the first is sent, so a bad one does
+        not leave a batch half paid for. A single string is one prompt.
+        """
+        batch = [prompts] if isinstance(prompts, str) else list(prompts)
+        for prompt in batch:
+            validate_submission(prompt, mode)
         jobs = []
-        for prompt in prompts:
+        for prompt in batch:
             job = self._client.generate(prompt, mode)
             self.add(job.job_id, job)
             jobs.append(job)
@@ -158,7 +171,11 @@ class JobGallery(widgets.VBox):
         )
         tile = widgets.VBox([picture, caption])
         with self._lock:
-            self._grid.children = (*self._grid.children, tile)
+            self._tiles[watch.job_id] = tile
+            order = list(self._watches)
+            self._grid.children = tuple(
+                self._tiles[job_id] for job_id in order if job_id in self._tiles
+            )
 
     def _refresh(self) -> None:
         # Workers finish jobs concurrently: one refresh at a time, so an older
@@ -183,7 +200,8 @@ class JobGallery(widgets.VBox):
         )
         self._problems.value = "".join(
             f"<div>{render.badge(watch.status, active=False)} "
-            f"{escape(watch.job_id)}: {escape(_problem(watch))}</div>"
+            f"{escape(watch.job_id)} {escape(_quoted_prompt(watch))}: "
+            f"{escape(_problem(watch))}</div>"
             for watch in watches
             if watch.done and watch.status != JobStatus.COMPLETE
         )
@@ -202,6 +220,11 @@ def _problem(watch: JobWatch) -> str:
     if watch.job is not None and watch.job.status == JobStatus.MODERATED:
         return "blocked by content moderation"
     return (watch.job.error if watch.job else None) or "failed"
+
+
+def _quoted_prompt(watch: JobWatch) -> str:
+    prompt = watch.job.prompt if watch.job else None
+    return repr(shorten(prompt, 60)) if prompt else ""
 
 
 def _summary_text(counts: dict[str, int], cost: Decimal) -> str:
