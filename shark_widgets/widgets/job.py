@@ -156,8 +156,9 @@ class JobWidget(widgets.VBox):
         that ended polling if no job was ever read (for instance a 404).
         """
         if not self._settled.wait(timeout):
+            doing = f" ({self.note})" if self.note else ""
             raise TimeoutError(
-                f"job {self.job_id} is still {self.status} after {timeout} s"
+                f"job {self.job_id} is still {self.status} after {timeout} s{doing}"
             )
         if self._job is None and self._error is not None:
             raise self._error
