@@ -370,6 +370,31 @@ def test_polls_counts_the_gets_of_one_job(sim, http):
     assert (sim.polls(job_id), sim.polls(other)) == (7, 0)
 
 
+def test_stats_endpoint_reports_counters_to_another_process(sim, http):
+    stats_url = f"{sim.base_url}/_simulator/stats"
+    mine = sim.new_account()
+    job_id = sim.create_job("a watched shark", token=mine, queued=0.5, processing=1)
+    forever = sim.create_job("a slow shark", token=mine, processing=math.inf)
+    sim.create_job("somebody else's shark")
+    for _ in range(3):
+        get_job(sim, job_id, token=mine, session=http)
+    requests_before = len(sim.requests)
+
+    stats = http.get(stats_url, headers=auth(mine)).json()
+    again = http.get(stats_url, headers=auth(mine)).json()
+
+    assert stats["connections_accepted"] == sim.connections_accepted
+    assert stats["requests"] == requests_before == again["requests"]
+    assert stats["image_connections_accepted"] >= 0
+    assert set(stats["jobs"]) == {job_id, forever}
+    assert stats["jobs"][job_id]["polls"] == 3
+    assert stats["jobs"][job_id]["transitions"] == sim.transitions(job_id)
+    assert set(stats["jobs"][forever]["transitions"]) == {"queued", "processing"}
+    assert abs(stats["monotonic"] - time.monotonic()) < 5
+    assert http.get(stats_url).status_code == 401
+    assert http.post(stats_url, headers=auth(mine)).status_code == 404
+
+
 # Faults
 
 
@@ -580,3 +605,19 @@ def test_client_points_at_the_simulator(sim):
     other = sim.new_account()
     assert sim.client().base_url == sim.base_url
     assert sim.client(other).base_url == sim.base_url
+
+
+def test_running_jobs_hold_their_price_so_a_wallet_never_goes_negative(sim):
+    token = sim.new_account("0.02")
+    client = requests.Session()
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{sim.base_url}/v1/generate"
+
+    codes = [
+        client.post(
+            url, json={"prompt": f"shark {n}", "mode": "1k"}, headers=headers
+        ).status_code
+        for n in range(3)
+    ]
+
+    assert codes == [200, 200, 402]
