@@ -4,8 +4,8 @@
 what an answer means (a new status, a transient fault to retry, a permanent
 error), and says how long to wait before the next read. It never sleeps.
 
-`Poller` runs many watches: one scheduler thread keeps a heap of due times and
-hands due work to a small, fixed pool of worker threads, so a thousand jobs
+`Poller` runs many watches: one heap of due times, shared by a small, fixed
+pool of worker threads that each take the next due read, so a thousand jobs
 cost a handful of threads. `JobWidget` and `JobGallery` share the process-wide
 `default_poller()`.
 """
@@ -16,7 +16,6 @@ import atexit
 import heapq
 import itertools
 import logging
-import queue
 import random
 import threading
 import time
@@ -308,12 +307,12 @@ class _Slot:
 
 
 class Poller:
-    """One scheduler thread and a small pool of workers for every watched job.
+    """One schedule and a small pool of worker threads for every watched job.
 
-    Tasks are kept in a heap by due time; the scheduler sleeps on a condition
-    until the next one is due and hands it to a worker, which runs it and puts
-    it back in the heap with the delay it returned. A task is never run twice
-    at once. With ``start=False`` no thread starts, and `run_due` runs the due
+    Tasks are kept in one heap by due time. Idle workers sleep on a condition
+    until the earliest task is due; one of them takes it, runs it and puts it
+    back in the heap with the delay it returned. A task is never run twice at
+    once. With ``start=False`` no thread starts, and `run_due` runs the due
     tasks in the caller's thread (with an injected ``clock``, tests drive time
     by hand).
 
@@ -340,7 +339,6 @@ class Poller:
         self._seq = itertools.count()
         self._wake = threading.Condition()
         self._stopped = threading.Event()
-        self._work: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._live: set[int] = set()
         self._follows: dict[tuple[int, str, bool], WatchTask] = {}
@@ -353,7 +351,7 @@ class Poller:
 
     @property
     def threads(self) -> list[threading.Thread]:
-        """The threads this poller started (scheduler first), for inspection."""
+        """The worker threads this poller started, for inspection."""
         return list(self._threads)
 
     @property
@@ -385,8 +383,6 @@ class Poller:
             self._heap.clear()
             self._live.clear()
             self._wake.notify_all()
-        for _ in self._threads[1:]:
-            self._work.put(None)
         current = threading.current_thread()
         # One deadline for all: a worker stuck in a request must not make
         # every later join wait its own full timeout.
@@ -437,10 +433,6 @@ class Poller:
             self._follows.pop(key, None)
 
     def _start_threads(self) -> None:
-        scheduler = threading.Thread(
-            target=self._schedule_loop, name=self.name, daemon=True
-        )
-        self._threads.append(scheduler)
         for index in range(self.workers):
             self._threads.append(
                 threading.Thread(
@@ -460,21 +452,24 @@ class Poller:
                     due.append(slot)
         return due
 
-    def _schedule_loop(self) -> None:
-        while not self._stopped.is_set():
-            for slot in self._pop_due():
-                self._work.put(slot)
-            with self._wake:
-                if self._stopped.is_set():
-                    break
-                wait = self._heap[0].due - self._clock() if self._heap else None
-                if wait is None or wait > 0:
-                    self._wake.wait(wait)
-
     def _work_loop(self) -> None:
-        while (slot := self._work.get()) is not None:
-            if not self._stopped.is_set():
-                self._run(slot)
+        while (slot := self._next_due()) is not None:
+            self._run(slot)
+
+    def _next_due(self) -> _Slot | None:
+        """Sleep until a task is due and take it; None once the poller stops."""
+        with self._wake:
+            while not self._stopped.is_set():
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                now = self._clock()
+                if self._heap and self._heap[0].due <= now:
+                    slot = heapq.heappop(self._heap)
+                    if self._heap and self._heap[0].due <= now:
+                        self._wake.notify()
+                    return slot
+                self._wake.wait(self._heap[0].due - now if self._heap else None)
+        return None
 
     def _run(self, slot: _Slot) -> None:
         try:
@@ -489,7 +484,7 @@ class Poller:
             slot.due = self._clock() + delay
             slot.seq = next(self._seq)
             heapq.heappush(self._heap, slot)
-            # The scheduler sleeps until the earliest due time: it needs waking
+            # Idle workers sleep until the earliest due time: they need waking
             # only if this task is now the earliest, not after every poll.
             if self._heap[0] is slot:
                 self._wake.notify()

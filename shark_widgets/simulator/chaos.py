@@ -531,7 +531,7 @@ def _refused(lab: _Lab) -> _Check:
             "connection refused (nothing listening), until a server starts",
             run,
             "complete",
-            "ConnectionError",
+            "could not connect",
             sim=late,
         )
     except BaseException:
@@ -539,7 +539,7 @@ def _refused(lab: _Lab) -> _Check:
         client.close()
         raise
     check.first_fault = run.started
-    refused = sum("ConnectionError" in note for note in run.notes)
+    refused = sum("could not connect" in note for note in run.notes)
     check.requests = refused + len(_api_records(late, job_id))
     check.requests += len(_image_records(late, job_id))
     check.cleanup += [late.stop, client.close]
@@ -555,7 +555,7 @@ def _hang(lab: _Lab) -> _Check:
         "no answer on read 2 (read timeout 0.5 s)",
         lab.follow(job_id, client=impatient),
         "complete",
-        "ReadTimeout",
+        "read timeout",
     )
     check.cleanup.append(impatient.close)
     return check
@@ -767,7 +767,7 @@ SCENARIOS: list[tuple[str, Callable[[_Lab], _Check]]] = [
         "200 with a captive-portal page",
     ),
     ("connection refused", _refused),
-    _transient("connection reset", Fault.reset(), 2, "ConnectionError", "TCP reset"),
+    _transient("connection reset", Fault.reset(), 2, "dropped", "TCP reset"),
     ("server never answers", _hang),
     _transient(
         "truncated JSON",
