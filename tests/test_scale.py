@@ -8,6 +8,7 @@ import base64
 import itertools
 import math
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -327,6 +328,11 @@ def test_the_benchmark_runs_in_quick_mode():
     assert [int(jobs) for jobs, *_ in rows] == [10, 100]
     for _, threads, api, images in rows:
         assert int(threads) <= 8 and int(api) <= 10 and int(images) <= 10
+    secure = re.findall(
+        r"^\| 100 \| shark_widgets, HTTPS \| (\d+) \| (\d+) \+", done.stdout, re.M
+    )
+    if shutil.which("openssl"):
+        assert len(secure) == 1 and int(secure[0][1]) <= 10
     quiet = re.findall(r"\| (\d+): (\d+) \|", done.stdout)
-    assert len(quiet) == 3 and all(int(sent) == 0 for _, sent in quiet)
+    assert len(quiet) == 3 + len(secure) and all(int(n) == 0 for _, n in quiet)
     assert "`1 + 1` round trip, 200 jobs polling" in done.stdout

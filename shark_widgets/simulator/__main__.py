@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import ssl
 import sys
 import threading
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,14 @@ def _positive(text: str) -> float:
     return value
 
 
+def _tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m shark_widgets.simulator",
@@ -61,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a word that gets prompts moderated (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tls-cert", metavar="PEM", help="serve the API over HTTPS with this cert"
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="the certificate's key")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -85,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         image_port=args.image_port,
         moderation_words=args.moderate,
         seed=args.seed,
+        tls=_tls(args.tls_cert, args.tls_key),
     )
     try:
         simulator.start()

@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -161,7 +162,14 @@ class _KeepAliveHandler(WSGIRequestHandler):
 class _Server:
     """One threaded werkzeug server on its own daemon thread."""
 
-    def __init__(self, app: _WsgiApp, host: str, port: int, name: str) -> None:
+    def __init__(
+        self,
+        app: _WsgiApp,
+        host: str,
+        port: int,
+        name: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.connections = _Connections()
         handler = type(
             "_Handler", (_KeepAliveHandler,), {"connections": self.connections}
@@ -178,6 +186,14 @@ class _Server:
                 request_handler=handler,
                 fd=listener.fileno(),
             )
+        if tls is not None:
+            # The handshake happens on the connection's own thread at its
+            # first read, not in the accepting thread, so clients that open a
+            # connection per request do not queue behind each other.
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.server.ssl_context = tls
         self.port: int = self.server.port
         self.thread = threading.Thread(
             target=self.server.serve_forever,
@@ -194,12 +210,12 @@ class _Server:
         self.thread.join(timeout=5)
 
 
-def _origin(host: str, port: int) -> str:
+def _origin(host: str, port: int, scheme: str = "http") -> str:
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class SharkSimulator:
@@ -215,7 +231,9 @@ class SharkSimulator:
 
     ``time_scale`` multiplies every drawn duration (at 1.0 a job takes a few
     to about 15 seconds). The default account, ``sim.token``, holds $10.00.
-    A stopped simulator cannot be started again.
+    A stopped simulator cannot be started again. With ``tls`` (a server
+    `ssl.SSLContext`), the API speaks HTTPS, as the real service does; the
+    client must then trust its certificate (``REQUESTS_CA_BUNDLE``).
     """
 
     def __init__(
@@ -226,8 +244,10 @@ class SharkSimulator:
         image_port: int = 0,
         moderation_words: Iterable[str] = (),
         seed: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._service = Service(time_scale, moderation_words, seed)
+        self._tls = tls
         self._token = self._service.new_account("10.00")
         self._host = host
         self._ports = (port, image_port)
@@ -250,7 +270,11 @@ class SharkSimulator:
             )
             try:
                 api = _Server(
-                    self._service.api_app, self._host, self._ports[0], "shark-sim-api"
+                    self._service.api_app,
+                    self._host,
+                    self._ports[0],
+                    "shark-sim-api",
+                    tls=self._tls,
                 )
             except BaseException:
                 images.stop()
@@ -292,7 +316,8 @@ class SharkSimulator:
     @property
     def base_url(self) -> str:
         """The API origin, e.g. ``http://127.0.0.1:8000``."""
-        return _origin(self._host, self._running(self._api).port)
+        scheme = "https" if self._tls else "http"
+        return _origin(self._host, self._running(self._api).port, scheme)
 
     @property
     def image_base_url(self) -> str:
