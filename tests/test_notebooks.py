@@ -7,23 +7,16 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from PIL import Image
+
+from .notebook_runs import run_notebook
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def execute(path: Path, tmp_path: Path) -> nbformat.NotebookNode:
-    notebook = nbformat.read(path, as_version=4)
-    NotebookClient(
-        notebook,
-        timeout=180,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
-    return notebook
+    return run_notebook(nbformat.read(path, as_version=4), tmp_path, timeout=180)
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,13 @@ import nbformat
 import pytest
 import requests
 from comm.base_comm import BaseComm
-from nbclient import NotebookClient
 
 from shark_widgets import JobWidget
 from shark_widgets.images import PREVIEW_WIDTH, image_size
 from shark_widgets.polling import Poller
 from shark_widgets.simulator import SharkSimulator
+
+from .notebook_runs import run_notebook
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 BENCHMARK = Path(__file__).parent.parent / "benchmarks" / "polling.py"
@@ -284,13 +285,7 @@ def test_ten_finished_2k_jobs_make_a_notebook_under_3_mb(farm, tmp_path, monkeyp
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in NOTEBOOK]
 
-    NotebookClient(
-        notebook,
-        timeout=120,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    run_notebook(notebook, tmp_path)
     saved = tmp_path / "ten.ipynb"
     nbformat.write(notebook, saved)
 

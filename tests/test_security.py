@@ -20,13 +20,13 @@ import traceback
 import nbformat
 import pytest
 from ipywidgets import Widget
-from nbclient import NotebookClient
 
 from shark_widgets import JobWidget, SharkAPIError, SharkClient
 from shark_widgets.errors import ContractError
 from shark_widgets.simulator import Fault
 
 from .conftest import INTERVAL
+from .notebook_runs import run_notebook
 
 # Faults that persist end after several backed-off reads: a shorter interval
 # keeps those tests short.
@@ -380,13 +380,7 @@ def test_a_saved_notebook_holds_no_trace_of_the_token(sim, tmp_path, monkeypatch
     ]
     notebook.cells[5].metadata["tags"] = ["raises-exception"]
 
-    NotebookClient(
-        notebook,
-        timeout=60,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    run_notebook(notebook, tmp_path, timeout=60)
     saved = tmp_path / "run.ipynb"
     nbformat.write(notebook, saved)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from ..notebook_runs import run_notebook
 
 # Fast jobs for runs where nobody watches the badge move.
 HEADLESS_TIME_SCALE = "0.1"
@@ -30,12 +31,6 @@ def execute_notebook(
         patch.setenv("SHARK_SIM_TIME_SCALE", time_scale)
         for name in [n for n in os.environ if n.startswith("SHARKAPI_")]:
             patch.delenv(name)
-        NotebookClient(
-            notebook,
-            timeout=120,
-            kernel_name="python3",
-            store_widget_state=store_widget_state,
-            resources={"metadata": {"path": str(target.parent)}},
-        ).execute()
+        run_notebook(notebook, target.parent, store_widget_state=store_widget_state)
     nbformat.write(notebook, target)
     return notebook
