@@ -831,11 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     report = run_chaos(quick=args.quick)
-    print(report.table())
-    print()
-    print(report.totals())
-    for problem in report.problems():
-        print(f"  {problem}", file=sys.stderr)
+    sys.stdout.write(f"{report.table()}\n\n{report.totals()}\n")
+    sys.stderr.writelines(f"  {problem}\n" for problem in report.problems())
     return 0 if report.ok else 1
 
 
