@@ -168,6 +168,15 @@ def image_sizes(area: Locator) -> list[dict[str, float]]:
     )
 
 
+def drawn_images(area: Locator) -> list[dict[str, float]]:
+    """The loaded images in ``area`` that are laid out with a real width.
+
+    An image widget gets its bytes and is then shown: between the two
+    messages it has loaded but is not drawn yet.
+    """
+    return [size for size in image_sizes(area) if size["drawn"] > 0]
+
+
 def shoot_widget(page: Page, area: Locator, path: Path) -> Path:
     """Save a screenshot of the widget in ``area``, cropped to what it draws."""
     box = job_box(area)

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from .pages import (
     badge_history,
+    drawn_images,
     image_sizes,
     job_id_in,
     open_notebook,
@@ -81,7 +82,7 @@ def test_quickstart_shows_the_job_live_while_the_kernel_stays_free(
     run_cell(page, FAILED)
     run_cell(page, MODERATED)
     wait_until(lambda: shown_status(job) == "complete", 60, "complete")
-    sizes = wait_until(lambda: image_sizes(job), 15, "the image to load")
+    sizes = wait_until(lambda: drawn_images(job), 15, "the image to load")
     run_cell(page, WAIT)
     expect(outputs(page, WAIT).first).to_contain_text("image bytes", timeout=60_000)
 
@@ -135,7 +136,7 @@ def test_a_prompt_made_of_html_is_shown_as_text(jupyter, page, artifacts, fronte
     run_all(page)
     area = outputs(page, code_cell(HOSTILE, "hostile = "))
     wait_until(lambda: shown_status(area) == "complete", 60, "complete")
-    wait_until(lambda: image_sizes(area), 15, "the image to load")
+    wait_until(lambda: drawn_images(area), 15, "the image to load")
     expect(outputs(page, code_cell(HOSTILE, ".wait(")).first).to_contain_text(
         "complete"
     )

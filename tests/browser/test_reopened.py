@@ -12,7 +12,7 @@ from nbformat.sign import NotebookNotary
 from playwright.sync_api import expect
 
 from .headless import execute_notebook
-from .pages import image_sizes, open_notebook, shoot_widget, shown_status, wait_until
+from .pages import drawn_images, open_notebook, shoot_widget, shown_status, wait_until
 from .servers import NOTEBOOKS
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ def check_final_states(page, artifacts: Path, name: str) -> None:
         lambda: len(final_outputs(page)) == 3 and final_outputs(page), 30, "3 widgets"
     )
     assert sorted(shown) == ["complete", "failed", "moderated"]
-    sizes = wait_until(lambda: image_sizes(shown["complete"]), 15, "the image")
+    sizes = wait_until(lambda: drawn_images(shown["complete"]), 15, "the image")
     assert [s["natural"] for s in sizes] == [512] and sizes[0]["drawn"] > 100
     expect(shown["failed"].locator(".shark-error")).to_contain_text("No charge")
     expect(shown["moderated"].locator(".shark-moderated")).to_contain_text(

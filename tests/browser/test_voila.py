@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .headless import HEADLESS_TIME_SCALE
-from .pages import image_sizes, shoot_widget, shown_status, wait_until
+from .pages import drawn_images, shoot_widget, shown_status, wait_until
 from .servers import NOTEBOOKS, VoilaServer, jupyter_env
 
 pytestmark = pytest.mark.browser
@@ -45,7 +45,7 @@ def test_voila_renders_the_widgets_and_the_image(voila, page, artifacts):
         "the three endings",
     )
     complete = areas.filter(has=page.locator('.shark-badge[data-status="complete"]'))
-    sizes = wait_until(lambda: image_sizes(complete), 15, "the image")
+    sizes = wait_until(lambda: drawn_images(complete), 15, "the image")
     assert [s["natural"] for s in sizes] == [512] and sizes[0]["drawn"] > 100
     expect(complete.locator(".shark-prompt")).to_have_text(
         "A great white shark in bioluminescent waters"
