@@ -36,6 +36,11 @@ class JobGallery(widgets.VBox):
         >>> gallery                                                 # doctest: +SKIP
     """
 
+    # NOTE: unlike a JobWidget, the gallery leaves no static copy in the cell's
+    # output when its jobs end: a renderer without widgets (GitHub, an offline
+    # HTML export) shows it only from saved widget state. A gallery can grow
+    # after it has settled, so there is no moment when its copy is final.
+
     counts = traitlets.Dict(help="How many jobs are in each status.")
 
     def __init__(

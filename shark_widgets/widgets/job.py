@@ -170,6 +170,9 @@ class JobWidget(widgets.VBox):
 
     def close(self) -> None:
         """Stop polling and close the widget and its parts in the front-end."""
+        # NOTE: ipywidgets keeps every open widget in its registry until it is
+        # closed, so a widget replaced by re-running its cell keeps listening
+        # until then. It costs no extra request: reads of a job are shared.
         self._end(show=False)
         for child in self.children:
             child.close()
