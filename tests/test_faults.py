@@ -622,17 +622,7 @@ def test_a_task_that_raises_is_logged_and_the_worker_serves_the_next(caplog):
 
 def test_under_a_storm_of_faults_a_job_is_read_once_per_interval(sim, follow):
     job_id = sim.create_job("a shark in a storm", queued=0.2, processing=0.6)
-    storm = [
-        Fault.status(503),
-        Fault.html_200(),
-        Fault.reset(),
-        Fault.truncated_json(),
-        Fault.status(429, {"Retry-After": "0"}),
-        Fault.override(status="queued"),
-        Fault.status(502),
-    ]
-    for index, fault in enumerate(storm):
-        sim.inject(fault, job_id=job_id, after=1 + 2 * index)
+    chaos.inject_storm(sim, job_id)
     # Five widgets on one job share one stream of reads.
     watchers = [follow(job_id) for _ in range(5)]
 

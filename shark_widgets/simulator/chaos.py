@@ -729,20 +729,27 @@ def _redirect(lab: _Lab) -> _Check:
     return check
 
 
+STORM = (
+    Fault.status(503),
+    Fault.html_200(),
+    Fault.reset(),
+    Fault.truncated_json(),
+    Fault.status(429, {"Retry-After": "0"}),
+    Fault.override(status="queued"),
+    Fault.status(502),
+    Fault.missing_fields(),
+)
+
+
+def inject_storm(sim: SharkSimulator, job_id: str) -> None:
+    """Give each fault of `STORM` to every other read of ``job_id``."""
+    for index, fault in enumerate(STORM):
+        sim.inject(fault, job_id=job_id, after=1 + 2 * index)
+
+
 def _storm(lab: _Lab) -> _Check:
     job_id = lab.job("a storm", queued=4 * lab.interval, steps=12)
-    storm = [
-        Fault.status(503),
-        Fault.html_200(),
-        Fault.reset(),
-        Fault.truncated_json(),
-        Fault.status(429, {"Retry-After": "0"}),
-        Fault.override(status="queued"),
-        Fault.status(502),
-        Fault.missing_fields(),
-    ]
-    for index, fault in enumerate(storm):
-        lab.sim.inject(fault, job_id=job_id, after=1 + 2 * index)
+    inject_storm(lab.sim, job_id)
     check = lab.check(
         "8 faults on alternate reads; 5 widgets on the job",
         lab.follow(job_id, widgets=5),
