@@ -110,10 +110,8 @@ class JobWatch:
 
     @property
     def status(self) -> str:
-        """The status to show: the job's, or ``error`` once an error ended the watch."""
-        if self.error is not None:
-            return "error"
-        return str(self.job.status) if self.job else "unread"
+        """The status to show: the job's, or ``timeout`` / ``error`` if one ended it."""
+        return shown_status(self.job, self.error)
 
     def step(self) -> float | None:
         """Make one request; return the delay before the next step, or None when over.
@@ -290,6 +288,16 @@ class JobWatch:
 def _seconds(value: float) -> str:
     """A delay for people: ``"3 s"``, or ``"0.25 s"`` below ten seconds."""
     return f"{value:.0f} s" if value >= 10 else f"{value:.2g} s"
+
+
+def shown_status(job: Job | None, error: Exception | None) -> str:
+    """What a badge says: ``timeout`` or ``error`` when one ended polling, else
+    the job's status (``unread`` before the first read)."""
+    if isinstance(error, PollingTimeout):
+        return "timeout"
+    if error is not None:
+        return "error"
+    return str(job.status) if job else "unread"
 
 
 class Task(Protocol):

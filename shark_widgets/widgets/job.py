@@ -13,10 +13,10 @@ import ipywidgets as widgets
 import traitlets
 
 from ..client import SharkClient, default_client
-from ..errors import PollingTimeout, SharkAPIError
+from ..errors import SharkAPIError
 from ..images import PREVIEW_WIDTH, make_preview
 from ..models import Job, JobStatus, shorten
-from ..polling import JobWatch, Poller, WatchTask, default_poller
+from ..polling import JobWatch, Poller, WatchTask, default_poller, shown_status
 from . import render
 
 logger = logging.getLogger(__name__)
@@ -258,10 +258,9 @@ class JobWidget(widgets.VBox):
 
     def _view(self) -> render.View:
         job = self._job
-        status = str(job.status) if job else "unread"
+        status = shown_status(job, self._error)
         error = ""
         if self._error is not None:
-            status = "timeout" if isinstance(self._error, PollingTimeout) else "error"
             error = str(self._error)
         elif job is not None and job.status == JobStatus.FAILED:
             error = job.error or "The job failed. No charge was applied."
